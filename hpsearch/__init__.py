@@ -1,0 +1,7 @@
+"""hpsearch: automatic hyperparameter search for small PyTorch image classifiers."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
