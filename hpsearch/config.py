@@ -22,6 +22,7 @@ __all__ = [
     "ACTIVATIONS",
     "INITS",
     "MODEL_KINDS",
+    "OBJECTIVES",
     "OPTIMIZERS",
     "PADDINGS",
     "POOLS",
@@ -29,6 +30,7 @@ __all__ = [
     "ConvBlock",
     "DataConfig",
     "ModelSpec",
+    "SearchConfig",
     "TrainConfig",
     "check_choice",
     "load_spec_file",
@@ -160,7 +162,9 @@ class ModelSpec:
         data = dict(data)
         convs = data.pop("convs", [])
         spec = _from_dict(cls, data, "model spec")
-        spec.convs = [c if isinstance(c, ConvBlock) else _from_dict(ConvBlock, c, "conv block") for c in convs]
+        spec.convs = [
+            c if isinstance(c, ConvBlock) else _from_dict(ConvBlock, c, "conv block") for c in convs
+        ]
         spec.hidden = list(spec.hidden)
         return spec.validate()
 
@@ -244,3 +248,57 @@ def load_spec_file(path: str | Path) -> tuple[ModelSpec, TrainConfig | None]:
         train = TrainConfig.from_dict(data["train"]) if "train" in data else None
         return ModelSpec.from_dict(data["model"]), train
     return ModelSpec.from_dict(data), None
+
+
+OBJECTIVES = ("accuracy", "params", "flops", "latency")
+
+
+@dataclass
+class SearchConfig:
+    """One ``hpsearch optimize`` run. The parts that define the search are stored on the study."""
+
+    model: str = "cnn"  # fcn | cnn
+    trials: int = 100  # trials to add in this run (COMPLETE + PRUNED)
+    epochs: int = 10  # per trial; pruning decides how many are actually trained
+    data: DataConfig = field(default_factory=DataConfig)
+    storage: str | None = None  # None: sqlite:///studies/hpsearch.db under the current directory
+    study_name: str | None = None  # None: "<model>-<dataset>"
+    sampler: str = "tpe"
+    pruner: str = "median"  # chosen by benchmarks/bench_pruners.py, see the README
+    seed: int | None = None  # sampler seed; trial seeds derive from it and the trial number
+    jobs: int = 1  # worker processes on this machine
+    timeout: float | None = None  # seconds for this run
+    space_file: str | None = None  # TOML overrides of the default space
+    enqueue_baselines: bool = False
+    objectives: tuple[str, ...] = ("accuracy",)
+    max_params: int | None = None  # constraints: infeasible trials never become "best"
+    max_flops: int | None = None
+    max_latency_ms: float | None = None
+    device: str = "auto"
+    threads: int | None = None  # torch threads per worker (default: cores / jobs)
+
+    def validate(self) -> SearchConfig:
+        check_choice("model", self.model, MODEL_KINDS)
+        _positive_int("--trials", self.trials)
+        _positive_int("--epochs", self.epochs)
+        _positive_int("--jobs", self.jobs)
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"--timeout must be positive seconds, got {self.timeout}")
+        if not self.objectives or self.objectives[0] != "accuracy":
+            raise ConfigError("objectives must start with 'accuracy' (e.g. accuracy,params)")
+        for name in self.objectives:
+            check_choice("objective", name, OBJECTIVES)
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ConfigError(f"objectives repeat a name: {','.join(self.objectives)}")
+        for name in ("max_params", "max_flops", "max_latency_ms"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The study name: given, or ``<model>-<dataset stem>``."""
+        if self.study_name:
+            return self.study_name
+        return f"{self.model}-{Path(self.data.dataset).stem if self.data.dataset.endswith('.npz') else self.data.dataset}"

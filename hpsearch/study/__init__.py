@@ -1,0 +1,51 @@
+"""Studies: storages, samplers and pruners by name, the objective, workers, and study management."""
+
+from __future__ import annotations
+
+from hpsearch.study._choices import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from hpsearch.study._manage import StudyRow, delete_study, describe_trial, list_studies, show_study
+from hpsearch.study._run import (
+    RECORD_KEY,
+    RunSummary,
+    config_from_record,
+    join_study,
+    load_study,
+    open_study,
+    run_study,
+    study_record,
+)
+from hpsearch.study._storage import (
+    DEFAULT_STORAGE,
+    artifact_dir,
+    open_storage,
+    redact_url,
+    resolve_storage_url,
+)
+from hpsearch.study._worker import TrialCounts, count_trials
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "PRUNERS",
+    "RECORD_KEY",
+    "SAMPLERS",
+    "RunSummary",
+    "StudyRow",
+    "TrialCounts",
+    "artifact_dir",
+    "config_from_record",
+    "count_trials",
+    "delete_study",
+    "describe_trial",
+    "join_study",
+    "list_studies",
+    "load_study",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+    "open_study",
+    "redact_url",
+    "resolve_storage_url",
+    "run_study",
+    "show_study",
+    "study_record",
+]
