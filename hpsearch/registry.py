@@ -37,6 +37,9 @@ class Registry(Mapping[str, T], Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self._entries)}"
             ) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 

@@ -23,6 +23,9 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and exit with its status."""
+    from hpsearch.study._worker import quiet_optuna
+
+    quiet_optuna()
     try:
         app(args=argv, prog_name="hpsearch", standalone_mode=False)
     except Exit as exc:
@@ -39,3 +42,4 @@ def main(argv: list[str] | None = None) -> None:
         print(f"hpsearch: error: {exc}", file=sys.stderr)
         sys.exit(2)
     sys.exit(0)
+

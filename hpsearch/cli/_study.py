@@ -46,7 +46,8 @@ class _Progress:
     def trial(self, t, counts) -> None:
         if t.state.name in ("COMPLETE", "PRUNED"):
             self.done += 1
-        if t.values and (self.best is None or t.values[0] > self.best):
+        complete = t.state.name == "COMPLETE"
+        if complete and (self.best is None or t.values[0] > self.best):
             self.best = t.values[0]
         if self.as_json:
             print(
@@ -69,7 +70,7 @@ class _Progress:
             return
         elapsed = time.time() - self.start
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        value = f"{t.values[0]:.4f}" if t.values else t.user_attrs.get("outcome", t.state.name.lower())
+        value = f"{t.values[0]:.4f}" if complete else t.user_attrs.get("outcome", t.state.name.lower())
         best = f"{self.best:.4f}" if self.best is not None else "-"
         typer.echo(
             f"[{self.done}/{self.total}] trial {t.number}: {value:<10} best {best}  pruned {counts.pruned}  "

@@ -23,7 +23,7 @@ from hpsearch.errors import ConfigError, StudyError
 from hpsearch.space import SearchSpace, load_space, spec_to_params
 from hpsearch.study._choices import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from hpsearch.study._storage import artifact_dir, open_storage, redact_url, resolve_storage_url
-from hpsearch.study._worker import TrialCounts, count_trials, raise_on_sigterm, run_worker
+from hpsearch.study._worker import TrialCounts, count_trials, quiet_optuna, raise_on_sigterm, run_worker
 
 __all__ = [
     "RECORD_KEY",
@@ -155,14 +155,19 @@ def enqueue_baselines(study: optuna.Study, cfg: SearchConfig, space: SearchSpace
     """Enqueue the hand-tuned baselines of this model type once per study; returns their ids."""
     if study.user_attrs.get("baselines_enqueued"):
         return []
-    ids = []
+    ids, skipped = [], {}
     for baseline in BASELINES.values():
         if baseline.kind != cfg.model:
             continue
-        params = spec_to_params(baseline.model, baseline.train, space)
+        try:
+            params = spec_to_params(baseline.model, baseline.train, space)
+        except ConfigError as exc:  # the user's space excludes it: say so, don't fail the run
+            skipped[baseline.id] = str(exc)
+            continue
         study.enqueue_trial(params, user_attrs={"baseline": baseline.id})
         ids.append(baseline.id)
     study.set_user_attr("baselines_enqueued", ids)
+    study.set_user_attr("baselines_skipped", skipped)
     return ids
 
 
@@ -187,6 +192,7 @@ def _worker_process(cfg_dict: dict, name: str, url: str, target: int, deadline: 
     from hpsearch.errors import HpsearchError
 
     raise_on_sigterm()
+    quiet_optuna()
     cfg = _config_from_dict(cfg_dict)
     try:
         _work(cfg, name, url, target, deadline, on_trial=None)

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.errors import StudyError
 from hpsearch.study._storage import claim_lock
 
-__all__ = ["TrialCounts", "count_trials", "raise_on_sigterm", "run_worker"]
+__all__ = ["TrialCounts", "count_trials", "quiet_optuna", "raise_on_sigterm", "run_worker"]
 
 POLL_SECONDS = 2.0  # how often an idle worker checks whether a running trial failed
 MAX_CONSECUTIVE_ERRORS = 3  # an objective that keeps crashing is a bug, not bad luck
@@ -60,6 +60,14 @@ def count_trials(study: optuna.Study) -> TrialCounts:
     for t in study.get_trials(deepcopy=False):
         setattr(counts, names[t.state], getattr(counts, names[t.state]) + 1)
     return counts
+
+
+def quiet_optuna() -> None:
+    """hpsearch reports progress itself; Optuna's per-trial log lines and notices are noise here."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # We run the heartbeat thread ourselves around ask/tell (see _run_one).
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
 def raise_on_sigterm() -> None:
