@@ -76,4 +76,7 @@ def make_sampler(name: str, seed: int | None, n_objectives: int = 1) -> samplers
 
 def make_pruner(name: str, epochs: int) -> pruners.BasePruner:
     """The pruner called ``name`` for trials of ``epochs`` epochs."""
-    return PRUNERS[name](epochs)
+    factory = PRUNERS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory(epochs)

@@ -128,16 +128,16 @@ def open_storage(url: str | None, *, heartbeat: bool = True) -> optuna.storages.
         _prepare_file(sqlite_path, "study database")
         _enable_wal(sqlite_path)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
-    beat = {}
-    if heartbeat:
-        beat = dict(
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            beat = {}
+            if heartbeat:
+                beat = dict(
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                )
             return RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
     except ImportError as exc:
         raise StudyError(

@@ -83,16 +83,18 @@ def _claim(study: optuna.Study, url: str | None, target: int) -> optuna.Trial | 
     """A new trial, None to wait for running ones, or False when the study has enough."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # We run the heartbeat thread ourselves around ask/tell (see _run_one).
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         optuna.storages.fail_stale_trials(study)
-    with claim_lock(url, study.study_name):
-        counts = count_trials(study)
-        if counts.finished >= target:
-            return False
-        # Without heartbeats a RUNNING trial may belong to a dead process forever: don't wait on it.
-        running = counts.running if is_heartbeat_enabled(study._storage) else 0
-        if counts.waiting == 0 and counts.finished + running >= target:
-            return None
-        return study.ask()
+        with claim_lock(url, study.study_name):
+            counts = count_trials(study)
+            if counts.finished >= target:
+                return False
+            # Without heartbeats a RUNNING trial may belong to a dead process forever: don't wait on it.
+            running = counts.running if is_heartbeat_enabled(study._storage) else 0
+            if counts.waiting == 0 and counts.finished + running >= target:
+                return None
+            return study.ask()
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable) -> FrozenTrial:
