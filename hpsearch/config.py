@@ -20,6 +20,7 @@ from hpsearch.errors import ConfigError, UnknownChoiceError
 
 __all__ = [
     "ACTIVATIONS",
+    "DEVICES",
     "INITS",
     "MODEL_KINDS",
     "OBJECTIVES",
@@ -51,6 +52,7 @@ POOLS = ("max", "avg", "none")
 PADDINGS = ("same", "valid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "cosine", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 MAX_FCN_HIDDEN = 8
 MAX_CONV_BLOCKS = 4
@@ -279,6 +281,7 @@ class SearchConfig:
 
     def validate(self) -> SearchConfig:
         check_choice("model", self.model, MODEL_KINDS)
+        check_choice("device", self.device, DEVICES)
         _positive_int("--trials", self.trials)
         _positive_int("--epochs", self.epochs)
         _positive_int("--jobs", self.jobs)

@@ -48,12 +48,16 @@ __all__ = [
 ]
 
 EVAL_BATCH = 4096  # large batches: evaluation has no backward pass to fit in cache
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = config.DEVICES
 
 
 def _sgd(params, cfg: TrainConfig, fused: bool):
     return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
         fused=fused or None,
     )
 
@@ -72,9 +76,12 @@ OPTIMIZERS: Registry[Callable[[Any, TrainConfig, bool], torch.optim.Optimizer]] 
         "adam": lambda p, c, f: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay, fused=f or None),
         "adamw": lambda p, c, f: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay, fused=f or None),
         "rmsprop": _rmsprop,
-        "adagrad": lambda p, c, f: torch.optim.Adagrad(p, lr=c.lr, weight_decay=c.weight_decay, fused=f or None),
+        "adagrad": lambda p, c, f: torch.optim.Adagrad(
+            p, lr=c.lr, weight_decay=c.weight_decay, fused=f or None
+        ),
     },
 )
+
 
 def _has_momentum(opt: torch.optim.Optimizer) -> bool:
     """OneCycle also cycles momentum, but only where the optimizer already uses some."""

@@ -26,7 +26,9 @@ def workdir(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_npz(tmp_path_factory):
     """A 12x12, 10-class .npz with 400 train and 100 test images."""
-    return str(write_npz(tmp_path_factory.mktemp("npz") / "tiny.npz", n_train=400, n_test=100, shape=(12, 12)))
+    return str(
+        write_npz(tmp_path_factory.mktemp("npz") / "tiny.npz", n_train=400, n_test=100, shape=(12, 12))
+    )
 
 
 @pytest.fixture(scope="session")

@@ -45,8 +45,16 @@ def space_file(workdir):
 
 
 def make_cfg(tiny_npz, space_file=None, **kw) -> SearchConfig:
-    base = SearchConfig(model="fcn", trials=4, epochs=2, data=DataConfig(dataset=tiny_npz, val_size=100),
-                        space_file=space_file, seed=0, device="cpu", threads=1)
+    base = SearchConfig(
+        model="fcn",
+        trials=4,
+        epochs=2,
+        data=DataConfig(dataset=tiny_npz, val_size=100),
+        space_file=space_file,
+        seed=0,
+        device="cpu",
+        threads=1,
+    )
     return dataclasses.replace(base, **kw)
 
 
@@ -113,9 +121,11 @@ def test_impossible_geometry_and_divergence_end_as_pruned_with_reason(workdir, t
     for t in load_study("geo", None).trials:
         assert t.state == TrialState.PRUNED
         assert t.user_attrs["outcome"] == "geometry" and "conv block" in t.user_attrs["reason"]
-    (workdir / "boom.toml").write_text("[space]\noptimizer = 'sgd'\nlr = 0.3\nmomentum = 0.99\nn_layers = 2\n"
-                                        "width = 256\nbatch_size = 32\nuse_weight_decay = false\nuse_l1 = false\n"
-                                        "batch_norm = false\ninit = 'normal'\ninit_std = 1.0\nschedule = 'none'\n")
+    (workdir / "boom.toml").write_text(
+        "[space]\noptimizer = 'sgd'\nlr = 0.3\nmomentum = 0.99\nn_layers = 2\n"
+        "width = 256\nbatch_size = 32\nuse_weight_decay = false\nuse_l1 = false\n"
+        "batch_norm = false\ninit = 'normal'\ninit_std = 1.0\nschedule = 'none'\n"
+    )
     run_study(make_cfg(tiny_npz, str(workdir / "boom.toml"), trials=2, epochs=3, study_name="boom"))
     outcomes = {t.user_attrs["outcome"] for t in load_study("boom", None).trials}
     assert outcomes == {"diverged"}
@@ -162,4 +172,7 @@ def test_bad_config_rejected_before_anything_is_written(workdir, tiny_npz):
     for bad in ({"trials": 0}, {"model": "rnn"}, {"objectives": ("params",)}, {"sampler": "annealing"}):
         with pytest.raises(ConfigError):
             run_study(make_cfg(tiny_npz, **bad))
-    assert not (workdir / "studies" / "hpsearch.db").exists() or count_trials(load_study("fcn-tiny", None)) is None
+    assert (
+        not (workdir / "studies" / "hpsearch.db").exists()
+        or count_trials(load_study("fcn-tiny", None)) is None
+    )

@@ -30,8 +30,14 @@ def test_registries_match_config_names():
 @pytest.mark.parametrize("spec", [FCN, CNN], ids=["fcn", "cnn"])
 def test_fit_learns_and_reports_every_epoch(data, spec):
     seen = []
-    result = fit(spec, TrainConfig(epochs=4, batch_size=32, lr=3e-3), data, device="cpu", on_epoch=seen.append,
-                 eval_test=True)
+    result = fit(
+        spec,
+        TrainConfig(epochs=4, batch_size=32, lr=3e-3),
+        data,
+        device="cpu",
+        on_epoch=seen.append,
+        eval_test=True,
+    )
     assert result.status == "completed"
     assert [e.epoch for e in result.epochs] == [1, 2, 3, 4] == [e.epoch for e in seen]
     assert result.val_acc > 0.5  # chance is 0.1
@@ -53,8 +59,18 @@ def test_same_seed_same_run_on_cpu(data):
 @pytest.mark.parametrize("schedule", config.SCHEDULES)
 def test_every_optimizer_and_schedule_trains(data, optimizer, schedule):
     momentum = 0.9 if optimizer in ("sgd", "rmsprop") else 0.0
-    cfg = TrainConfig(optimizer=optimizer, schedule=schedule, lr=1e-2, momentum=momentum, epochs=2, batch_size=64,
-                      nesterov=optimizer == "sgd", l1=1e-6, label_smoothing=0.1, weight_decay=1e-4)
+    cfg = TrainConfig(
+        optimizer=optimizer,
+        schedule=schedule,
+        lr=1e-2,
+        momentum=momentum,
+        epochs=2,
+        batch_size=64,
+        nesterov=optimizer == "sgd",
+        l1=1e-6,
+        label_smoothing=0.1,
+        weight_decay=1e-4,
+    )
     result = fit(FCN, cfg, data, device="cpu")
     assert result.status == "completed"
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss * 1.5

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from hpsearch.baselines import BASELINES, get_baseline
-from hpsearch.cli._app import DataDir, Dataset, Device, Json, Quiet, SplitSeed, Threads, ValSize, app
+from hpsearch.cli._app import DataDir, Dataset, Device, Json, Quiet, SplitSeed, Storage, Threads, ValSize, app
 from hpsearch.config import DataConfig, TrainConfig, load_spec_file
 from hpsearch.errors import ConfigError
 
@@ -26,14 +26,54 @@ def _baseline_table() -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-def _resolve_config(baseline: str | None, spec: str | None):
-    if (baseline is None) == (spec is None):
-        raise ConfigError("give exactly one of --baseline NAME or --spec FILE (see --list-baselines)")
+def _resolve_config(baseline: str | None, spec: str | None, from_trial: str | None, storage: str | None):
+    """(name, model, train, stored data config or None) from exactly one of the three sources."""
+    if sum(x is not None for x in (baseline, spec, from_trial)) != 1:
+        raise ConfigError(
+            "give exactly one of --baseline NAME, --spec FILE or --from-trial STUDY:N (see --list-baselines)"
+        )
     if baseline is not None:
         b = get_baseline(baseline)
-        return b.id, b.model, b.train
-    model, train = load_spec_file(spec)
-    return spec, model, train or TrainConfig()
+        return b.id, b.model, b.train, None
+    if spec is not None:
+        model, train = load_spec_file(spec)
+        return spec, model, train or TrainConfig(), None
+    study, _, number = from_trial.rpartition(":")
+    if not study or not number.isdigit():
+        raise ConfigError(f"--from-trial takes STUDY:N, e.g. cnn-fashion-mnist:12; got {from_trial!r}")
+    from hpsearch.study import trial_config
+
+    model, train, data = trial_config(study, storage, int(number))
+    return from_trial, model, train, data
+
+
+class _EpochBar:
+    """A progress bar over epochs on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.bar = total, quiet, None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+            self.bar = Progress(*columns, console=Console(stderr=True))
+            self.task = self.bar.add_task(f"epoch 0/{total}", total=total)
+            self.bar.start()
+
+    def __call__(self, ep) -> None:
+        text = (
+            f"epoch {ep.epoch}/{self.total}  train loss {ep.train_loss:.4f}  val loss {ep.val_loss:.4f}  "
+            f"val acc {ep.val_acc:.4f}  {ep.seconds:.2f}s"
+        )
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=text)
+        elif not self.quiet:
+            typer.echo(text, err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @app.command()
@@ -42,6 +82,10 @@ def train(
     spec: Annotated[
         str | None, typer.Option("--spec", help="A JSON spec file (model, or model+train).")
     ] = None,
+    from_trial: Annotated[
+        str | None, typer.Option("--from-trial", help="Retrain one trial of a study exactly: STUDY:N.")
+    ] = None,
+    storage: Storage = None,
     list_baselines: Annotated[
         bool, typer.Option("--list-baselines", help="Show the baselines and exit.")
     ] = False,
@@ -64,30 +108,28 @@ def train(
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train one configuration and report validation (and optionally test) accuracy."""
+    """Train one configuration (a baseline, a spec file or a stored trial) and report its accuracy."""
     if list_baselines:
         typer.echo(_baseline_table())
         return
     from hpsearch.data import load_dataset
-    from hpsearch.train import fit
+    from hpsearch.train import fit, resolve_device
 
-    name, model, train_cfg = _resolve_config(baseline, spec)
+    dev = resolve_device(device)  # a bad --device fails before any data is loaded
+    name, model, train_cfg, stored_data = _resolve_config(baseline, spec, from_trial, storage)
     overrides = {
         k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)) if v is not None
     }
     train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), **overrides})
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
+    if stored_data is not None:  # a trial is retrained on its own study's data and split
+        data_cfg = DataConfig(stored_data.dataset, data_dir, stored_data.val_size, stored_data.split_seed)
     data = load_dataset(data_cfg)
-
-    def show(ep) -> None:
-        if not quiet:
-            typer.echo(
-                f"epoch {ep.epoch}/{train_cfg.epochs}  train loss {ep.train_loss:.4f}  "
-                f"val loss {ep.val_loss:.4f}  val acc {ep.val_acc:.4f}  {ep.seconds:.2f}s",
-                err=True,
-            )
-
-    result = fit(model, train_cfg, data, device=device, threads=threads, on_epoch=show, eval_test=test)
+    bar = _EpochBar(train_cfg.epochs, quiet or as_json)
+    try:
+        result = fit(model, train_cfg, data, device=dev, threads=threads, on_epoch=bar, eval_test=test)
+    finally:
+        bar.close()
     out = {
         "config": name,
         "model": model.to_dict(),

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from hpsearch.study._choices import PRUNERS, SAMPLERS, make_pruner, make_sampler
-from hpsearch.study._manage import StudyRow, delete_study, describe_trial, list_studies, show_study
+from hpsearch.study._manage import (
+    StudyRow,
+    delete_study,
+    describe_trial,
+    list_studies,
+    show_study,
+    trial_config,
+)
 from hpsearch.study._run import (
     RECORD_KEY,
     RunSummary,
@@ -48,4 +55,5 @@ __all__ = [
     "run_study",
     "show_study",
     "study_record",
+    "trial_config",
 ]

@@ -9,11 +9,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from hpsearch.config import DataConfig, ModelSpec, TrainConfig
+from hpsearch.errors import StudyError
 from hpsearch.study._run import RECORD_KEY, load_study
 from hpsearch.study._storage import artifact_dir, open_storage
 from hpsearch.study._worker import TrialCounts, count_trials
 
-__all__ = ["StudyRow", "delete_study", "describe_trial", "list_studies", "show_study"]
+__all__ = ["StudyRow", "delete_study", "describe_trial", "list_studies", "show_study", "trial_config"]
 
 
 @dataclass
@@ -115,3 +117,26 @@ def delete_study(name: str, url: str | None) -> int:
                 (folder / artifact).unlink()
     optuna.delete_study(study_name=name, storage=storage)
     return len(trials)
+
+
+def trial_config(name: str, url: str | None, number: int) -> tuple[ModelSpec, TrainConfig, DataConfig]:
+    """The exact model, training config (with its seed) and data split of one stored trial.
+
+    ``hpsearch train --from-trial STUDY:N`` retrains with these; on the CPU the result repeats the trial.
+    """
+    study = load_study(name, url, storage=open_storage(url, heartbeat=False))
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    if not trials:
+        raise StudyError(f"study {name!r} has no trial {number}; it has trials 0-{len(study.trials) - 1}")
+    attrs = trials[0].user_attrs
+    if "spec" not in attrs or "train" not in attrs:
+        raise StudyError(
+            f"trial {number} of {name!r} never built a model ({attrs.get('reason', 'no spec stored')})"
+        )
+    record = study.user_attrs.get(RECORD_KEY, {})
+    data = DataConfig(
+        dataset=record.get("dataset", "fashion-mnist"),
+        val_size=record.get("val_size", 5000),
+        split_seed=record.get("split_seed", 0),
+    )
+    return ModelSpec.from_dict(attrs["spec"]), TrainConfig.from_dict(attrs["train"]), data
