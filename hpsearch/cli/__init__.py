@@ -16,7 +16,7 @@ from hpsearch.cli._app import app
 from hpsearch.errors import HpsearchError
 
 # Importing the command modules registers their commands on ``app``.
-from hpsearch.cli import _study, _train  # noqa: F401  isort: skip
+from hpsearch.cli import _report, _study, _train  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 
@@ -42,4 +42,3 @@ def main(argv: list[str] | None = None) -> None:
         print(f"hpsearch: error: {exc}", file=sys.stderr)
         sys.exit(2)
     sys.exit(0)
-
