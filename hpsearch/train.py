@@ -51,6 +51,22 @@ EVAL_BATCH = 4096  # large batches: evaluation has no backward pass to fit in ca
 DEVICES = config.DEVICES
 
 
+# Where PyTorch has a fused (single-kernel) update for each optimizer. Fused kernels update all
+# parameters in one pass instead of a chain of foreach ops: about 1.7x faster per step for
+# fcn-000-final on CPU. Adagrad's fused kernel is CPU-only; RMSprop has none.
+_FUSED_DEVICES = {
+    "sgd": {"cpu", "cuda"},
+    "adam": {"cpu", "cuda"},
+    "adamw": {"cpu", "cuda"},
+    "adagrad": {"cpu"},
+}
+
+
+def fused_on(optimizer: str, device_type: str) -> bool:
+    """Whether ``optimizer`` gets PyTorch's fused kernel on ``device_type``."""
+    return device_type in _FUSED_DEVICES.get(optimizer, ())
+
+
 def _sgd(params, cfg: TrainConfig, fused: bool):
     return torch.optim.SGD(
         params,
@@ -67,8 +83,7 @@ def _rmsprop(params, cfg: TrainConfig, fused: bool):
     return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-# Each entry takes (params, config, fused). Fused kernels update all parameters in one
-# pass instead of a chain of foreach ops: about 1.7x faster per step for fcn-000-final on CPU.
+# Each entry takes (params, config, fused); ``fused`` comes from :func:`fused_on`.
 OPTIMIZERS: Registry[Callable[[Any, TrainConfig, bool], torch.optim.Optimizer]] = Registry(
     "optimizer",
     {
@@ -266,7 +281,9 @@ def fit(
     y_train = data.y_train.to(dev)
     x_val = prepare_inputs(data.x_val, data.mean, data.std, dev)
     y_val = data.y_val.to(dev)
-    opt = OPTIMIZERS[train_cfg.optimizer](model.parameters(), train_cfg, dev.type in ("cpu", "cuda"))
+    opt = OPTIMIZERS[train_cfg.optimizer](
+        model.parameters(), train_cfg, fused_on(train_cfg.optimizer, dev.type)
+    )
     steps_per_epoch = math.ceil(len(y_train) / train_cfg.batch_size)
     sched = SCHEDULES[train_cfg.schedule](opt, train_cfg, steps_per_epoch * train_cfg.epochs)
     l1_weights = [p for p in model.parameters() if p.dim() > 1] if train_cfg.l1 > 0 else []

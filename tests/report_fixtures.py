@@ -104,19 +104,10 @@ def build_study(
     diverges when in ``diverged`` (or its lr is above 0.1), fails when in ``failed``.
     """
     space = space or small_space(model)
-    cfg = SearchConfig(
-        model=model,
-        epochs=epochs,
-        data=DataConfig(dataset=dataset, val_size=val_size),
-        sampler="random",
-        seed=seed,
-        objectives=objectives,
-        max_params=max_params,
-    )
-    directions = ["maximize"] + ["minimize"] * (len(objectives) - 1)
+    cfg = _config(model, epochs, objectives, max_params, dataset, val_size, seed)
     # Built in memory, then copied in one go: a SQLite commit per attribute would take seconds.
     study = optuna.create_study(
-        study_name=name, directions=directions, sampler=optuna.samplers.RandomSampler(seed)
+        study_name=name, directions=_directions(objectives), sampler=optuna.samplers.RandomSampler(seed)
     )
     study.set_user_attr(RECORD_KEY, study_record(cfg, space))
     if baselines:
@@ -172,6 +163,86 @@ def build_study(
             values = [float(by_name[o]) for o in objectives]
             study.tell(trial, values[0] if len(values) == 1 else values)
     return _store(study, url, workers=2)
+
+
+def _config(model, epochs, objectives, max_params, dataset="fashion-mnist", val_size=100, seed=0):
+    return SearchConfig(
+        model=model,
+        epochs=epochs,
+        data=DataConfig(dataset=dataset, val_size=val_size),
+        sampler="random",
+        seed=seed,
+        objectives=objectives,
+        max_params=max_params,
+    )
+
+
+def _directions(objectives: tuple[str, ...]) -> list[str]:
+    return ["maximize"] + ["minimize"] * (len(objectives) - 1)
+
+
+def empty_study(
+    url: str,
+    name: str,
+    *,
+    model: str = "fcn",
+    epochs: int = 4,
+    objectives: tuple[str, ...] = ("accuracy",),
+    max_params: int | None = None,
+    space: SearchSpace | None = None,
+    record: bool = True,
+) -> optuna.Study:
+    """A study with hpsearch's record and no trials (``record=False``: a plain Optuna study)."""
+    study = optuna.create_study(
+        study_name=name, storage=open_storage(url, heartbeat=False), directions=_directions(objectives)
+    )
+    if record:
+        cfg = _config(model, epochs, objectives, max_params)
+        study.set_user_attr(RECORD_KEY, study_record(cfg, space or small_space(model)))
+    return study
+
+
+def make_curve(val_acc: Iterable[float], seconds: float = 1.0) -> list[dict]:
+    """A learning curve with these validation accuracies, each epoch taking ``seconds``."""
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_acc": a,
+            "val_loss": 1.2 / e,
+            "val_acc": a,
+            "seconds": seconds,
+            "lr": 1e-3,
+        }
+        for e, a in enumerate(val_acc, start=1)
+    ]
+
+
+def add_trial(
+    study: optuna.Study,
+    params: dict,
+    distributions: dict,
+    *,
+    state: TrialState = TrialState.COMPLETE,
+    values: Iterable[float] | None = None,
+    curve: list[dict] | None = None,
+    outcome: str | None = None,
+    constraints: dict[str, float] | None = None,
+    **attrs,
+) -> None:
+    """Add one finished trial with exactly these parameters, curve and attributes."""
+    outcome = outcome or {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}.get(state, "error")
+    user_attrs = {"curve": curve or [], "outcome": outcome, **attrs}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            values=list(values) if values is not None else None,
+            params=params,
+            distributions={k: distributions[k] for k in params},
+            user_attrs=user_attrs,
+            constraints=constraints,
+        )
+    )
 
 
 def _store(study: optuna.Study, url: str, workers: int) -> optuna.Study:

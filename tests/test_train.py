@@ -11,7 +11,7 @@ from hpsearch import config
 from hpsearch.config import ConvBlock, ModelSpec, TrainConfig
 from hpsearch.errors import ConfigError, SpecError, UnknownChoiceError
 from hpsearch.synthetic import make_dataset
-from hpsearch.train import OPTIMIZERS, SCHEDULES, fit, resolve_device
+from hpsearch.train import OPTIMIZERS, SCHEDULES, fit, fused_on, resolve_device
 
 FCN = ModelSpec(kind="fcn", hidden=[32])
 CNN = ModelSpec(kind="cnn", hidden=[32], convs=[ConvBlock(8, kernel=3, pool="max")] * 2)
@@ -74,6 +74,24 @@ def test_every_optimizer_and_schedule_trains(data, optimizer, schedule):
     result = fit(FCN, cfg, data, device="cpu")
     assert result.status == "completed"
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss * 1.5
+
+
+@pytest.mark.parametrize("optimizer", config.OPTIMIZERS)
+def test_fused_kernels_only_where_torch_has_them(optimizer):
+    """A fused kernel requested where PyTorch has none fails every trial of that optimizer."""
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    cfg = TrainConfig(optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0)
+    opt = OPTIMIZERS[optimizer](params, cfg, fused_on(optimizer, "cpu"))
+    assert bool(opt.defaults.get("fused")) == fused_on(optimizer, "cpu")
+    # Adagrad's fused kernel is CPU-only: on CUDA it must fall back, or trials crash there.
+    assert fused_on("adagrad", "cuda") is False and fused_on("rmsprop", "cpu") is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("optimizer", config.OPTIMIZERS)
+def test_every_optimizer_trains_on_cuda(data, optimizer):
+    cfg = TrainConfig(optimizer=optimizer, lr=1e-2, epochs=1, batch_size=64)
+    assert fit(FCN, cfg, data, device="cuda").status == "completed"
 
 
 def test_callback_stops_training(data):

@@ -16,7 +16,7 @@ from hpsearch.cli._app import app
 from hpsearch.errors import HpsearchError
 
 # Importing the command modules registers their commands on ``app``.
-from hpsearch.cli import _report, _study, _train  # noqa: F401  isort: skip
+from hpsearch.cli import _report, _study, _train, _evaluate, _export  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
 
     quiet_optuna()
     try:
-        app(args=argv, prog_name="hpsearch", standalone_mode=False)
+        # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
+        code = app(args=argv, prog_name="hpsearch", standalone_mode=False)
     except Exit as exc:
         sys.exit(exc.exit_code)
     except TyperException as exc:  # usage errors: bad flag, missing argument, bad value
@@ -41,4 +42,4 @@ def main(argv: list[str] | None = None) -> None:
     except HpsearchError as exc:
         print(f"hpsearch: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -47,7 +47,8 @@ class _Progress:
         if t.state.name in ("COMPLETE", "PRUNED"):
             self.done += 1
         complete = t.state.name == "COMPLETE"
-        if complete and (self.best is None or t.values[0] > self.best):
+        feasible = all(v <= 0 for v in t.constraints.values())  # an infeasible trial is never "best"
+        if complete and feasible and (self.best is None or t.values[0] > self.best):
             self.best = t.values[0]
         if self.as_json:
             print(
@@ -71,6 +72,7 @@ class _Progress:
         elapsed = time.time() - self.start
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         value = f"{t.values[0]:.4f}" if complete else t.user_attrs.get("outcome", t.state.name.lower())
+        value += "" if feasible else " (infeasible)"
         best = f"{self.best:.4f}" if self.best is not None else "-"
         typer.echo(
             f"[{self.done}/{self.total}] trial {t.number}: {value:<10} best {best}  pruned {counts.pruned}  "
@@ -79,7 +81,22 @@ class _Progress:
         )
 
 
-def _finish(summary, resume_cmd: str, as_json: bool) -> None:
+def _command_line(args: list[str]) -> str:
+    """``hpsearch ARGS`` as a shell line, with any password in a --storage URL replaced by ***."""
+    from hpsearch.study import redact_url
+
+    out, after_storage = [], False
+    for arg in args:
+        if after_storage:
+            arg = redact_url(arg)
+        elif arg.startswith("--storage="):
+            arg = "--storage=" + redact_url(arg.split("=", 1)[1])
+        after_storage = arg == "--storage"
+        out.append(arg)
+    return "hpsearch " + shlex.join(out)
+
+
+def _finish(summary, resume_cmd: str, as_json: bool, finish_cmd: str | None = None) -> None:
     if as_json:
         print(
             json.dumps(
@@ -106,7 +123,17 @@ def _finish(summary, resume_cmd: str, as_json: bool) -> None:
             f"best val acc {best}; {summary.seconds:.0f}s"
         )
     if summary.interrupted:
-        typer.echo(f"interrupted: every finished trial is kept. Resume with:\n  {resume_cmd}", err=True)
+        done, left = summary.counts.finished, max(summary.target - summary.counts.finished, 0)
+        lines = [
+            f"interrupted: every finished trial is kept ({done} of {summary.target} done); "
+            "the trial that was running is marked failed and runs again when you resume."
+        ]
+        if finish_cmd and left:
+            lines += [f"Finish the {left} trials left with:", f"  {finish_cmd}"]
+            lines += ["or run the same command again to add its --trials on top:", f"  {resume_cmd}"]
+        else:
+            lines += ["Resume with:", f"  {resume_cmd}"]
+        typer.echo("\n".join(lines), err=True)
         raise typer.Exit(130)
 
 
@@ -161,6 +188,7 @@ def optimize(
 ) -> None:
     """Search FCN or CNN hyperparameters with Optuna; resumes a study of the same name."""
     from hpsearch.study import run_study
+    from hpsearch.study._worker import sigterm_as_interrupt
 
     cfg = SearchConfig(
         model=model,
@@ -184,9 +212,15 @@ def optimize(
         threads=threads,
     ).validate()
     progress = _Progress(trials, quiet, as_json)
-    summary = run_study(cfg, on_trial=progress.trial, on_start=progress.started)
+    with sigterm_as_interrupt():  # a stopped job (kill, Slurm, Kubernetes) ends like Ctrl-C
+        summary = run_study(cfg, on_trial=progress.trial, on_start=progress.started)
+    finish = ["worker", "--study", summary.study_name]
+    finish += (["--storage", storage] if storage else []) + (["--data-dir", data_dir] if data_dir else [])
     _finish(
-        summary, "hpsearch " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "hpsearch optimize ...", as_json
+        summary,
+        _command_line(sys.argv[1:]) if sys.argv[1:] else "hpsearch optimize ...",
+        as_json,
+        _command_line(finish),
     )
 
 
@@ -211,19 +245,22 @@ def worker(
 ) -> None:
     """Join an existing study from this process or machine (the storage must be reachable)."""
     from hpsearch.study import join_study
+    from hpsearch.study._worker import sigterm_as_interrupt
 
     progress = _Progress(trials or 0, quiet, as_json)
-    summary = join_study(
-        study,
-        storage,
-        trials=trials,
-        timeout=timeout,
-        on_trial=progress.trial,
-        data_dir=data_dir,
-        device=device,
-        threads=threads,
-    )
-    _finish(summary, "hpsearch " + shlex.join(sys.argv[1:]), as_json)
+    with sigterm_as_interrupt():
+        summary = join_study(
+            study,
+            storage,
+            trials=trials,
+            timeout=timeout,
+            on_trial=progress.trial,
+            on_start=progress.started,
+            data_dir=data_dir,
+            device=device,
+            threads=threads,
+        )
+    _finish(summary, _command_line(sys.argv[1:]), as_json)
 
 
 studies_app = typer.Typer(help="List studies, or delete one.", no_args_is_help=False)
@@ -274,7 +311,7 @@ def studies_delete(
     from hpsearch.study import delete_study, load_study, open_storage
 
     url = storage or ctx.obj
-    n = len(load_study(name, url, storage=open_storage(url, heartbeat=False)).trials)
+    n = len(load_study(name, url, storage=open_storage(url, heartbeat=False, create=False)).trials)
     if not yes and not typer.confirm(f"delete study {name!r} and its {n} trials?", default=False):
         typer.echo("nothing deleted")
         raise typer.Exit(1)
@@ -310,16 +347,40 @@ def show(
     )
     best = [info["best"]] if info.get("best") else info.get("pareto", [])
     if not best:
-        typer.echo("no completed trial yet")
+        typer.echo("no completed feasible trial yet")
+    if "pareto" in info and best:
+        _show_pareto(best, rec.get("objectives", []))
+        best = best[:1]  # the full story of the most accurate Pareto-optimal trial
     for t in best:
-        _show_trial(t, "Pareto-optimal" if "pareto" in info else "best")
+        _show_trial(t, "best")
     if info.get("evaluation"):
-        typer.echo("re-evaluation (hpsearch evaluate):")
-        for row in info["evaluation"].get("rows", []):
-            typer.echo(
-                f"  trial {row['number']}: val {row['val_mean']:.4f} ± {row['val_sd']:.4f}  "
-                f"test {row['test_mean']:.4f} ± {row['test_sd']:.4f}  gap {row['optimism_gap']:+.4f}"
-            )
+        _show_evaluation(info["evaluation"])
+
+
+def _show_pareto(front: list[dict], objectives: list[str]) -> None:
+    names = objectives if len(objectives) == len(front[0]["values"] or []) else ["accuracy"]
+    typer.echo(f"Pareto set: {len(front)} feasible trial(s), none beaten in every objective by another")
+    rows = [("trial", *names)]
+    for t in front:
+        rows.append((str(t["number"]), *(f"{v:.6g}" for v in t["values"])))
+    typer.echo("\n".join("  " + line for line in _format_table(rows).splitlines()))
+
+
+def _show_evaluation(ev: dict) -> None:
+    def mean_sd(mean, sd) -> str:
+        if mean is None:
+            return "-"
+        return f"{mean:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
+
+    typer.echo("re-evaluation (hpsearch evaluate; winner by mean validation accuracy, marked *):")
+    for row in ev.get("rows", []):
+        gap = row.get("optimism_gap")
+        typer.echo(
+            f"  trial {row['number']}{' *' if row['number'] == ev.get('winner') else ''}: "
+            f"search val {row['search_val']:.4f}  val {mean_sd(row['val_mean'], row['val_sd'])}  "
+            f"test {mean_sd(row['test_mean'], row['test_sd'])}  "
+            f"gap {'-' if gap is None else f'{gap:+.4f}'}  ({row['runs']} runs)"
+        )
 
 
 def _show_trial(t: dict, label: str) -> None:

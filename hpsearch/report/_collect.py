@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import optuna
 
 import hpsearch
 from hpsearch.baselines import BASELINES
+from hpsearch.errors import StudyError
 from hpsearch.report._model import BestModel, collect_best_model
 from hpsearch.report._search import SearchData, collect_search
 from hpsearch.report._trials import TrialRow, best_row, param_ranges, trial_rows
@@ -55,7 +57,7 @@ class Summary:
     best_value: float | None
     best_test: EvalRow | None  # the best trial's re-evaluation by ``hpsearch evaluate``
     epochs_trained: int  # sum of len(curve) over every trial
-    epochs_without_pruning: int  # finished trials x study epochs: what no pruning would have cost
+    epochs_without_pruning: int  # the same, with every pruned trial trained to the study's epochs
     train_seconds: float  # sum of every curve's epoch seconds
     pruned_seconds: float  # ... of the pruned trials (pruned by the pruner, diverged, bad geometry)
 
@@ -149,6 +151,7 @@ def collect_report(study_name: str, url: str | None, data_dir: str | None = None
         storage does not exist; anything missing inside the study becomes a note instead.
     """
     url = resolve_storage_url(url)
+    _require_storage_file(url)
     study = load_study(study_name, url, storage=open_storage(url, heartbeat=False))
     trials = study.get_trials(deepcopy=False)
     rows = trial_rows(trials)
@@ -170,6 +173,17 @@ def collect_report(study_name: str, url: str | None, data_dir: str | None = None
     )
 
 
+def _require_storage_file(url: str) -> None:
+    """A report only reads: a missing SQLite or journal file is an error, not a new empty storage."""
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :].split("?", 1)[0]
+            if path not in ("", ":memory:") and not Path(path).exists():
+                raise StudyError(
+                    f"no study storage at {path}; pass --storage with the URL the study was run with"
+                )
+
+
 def summarize(
     name: str,
     storage: str,
@@ -187,7 +201,13 @@ def summarize(
     wall = max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0
     best = best_row(rows, maximize=not directions or directions[0] == "maximize")
     by_number = {e.number: e for e in evaluation}
-    finished = [r for r in rows if r.state in ("complete", "pruned")]
+    epochs = int(record.get("epochs") or 0)
+    trained = sum(len(r.curve) for r in rows)
+    # Without pruning, each pruned trial (stopped by the pruner or as diverged) would have trained
+    # every epoch; the others cost the same either way (a net that cannot be built never trains).
+    unpruned = sum(
+        max(epochs - len(r.curve), 0) for r in rows if r.state == "pruned" and r.outcome != "geometry"
+    )
     return Summary(
         study_name=name,
         storage=storage,
@@ -199,8 +219,8 @@ def summarize(
         best_number=best.number if best else None,
         best_value=best.values[0] if best else None,
         best_test=by_number.get(best.number) if best else None,
-        epochs_trained=sum(len(r.curve) for r in rows),
-        epochs_without_pruning=len(finished) * int(record.get("epochs") or 0),
+        epochs_trained=trained,
+        epochs_without_pruning=trained + unpruned,
         train_seconds=sum(r.curve_seconds for r in rows),
         pruned_seconds=sum(r.curve_seconds for r in rows if r.state == "pruned"),
     )

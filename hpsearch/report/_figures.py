@@ -491,10 +491,8 @@ def confusion_figure(ev: ModelEval) -> Figure:
     return {"data": [trace], "layout": layout}
 
 
-def _hover_params(params: dict[str, Any], limit: int = 14) -> str:
-    items = list(params.items())
-    text = "<br>".join(f"{esc(k)}: {_fmt(v)}" for k, v in items[:limit])
-    return text + (f"<br>... {len(items) - limit} more" if len(items) > limit else "")
+def _hover_params(params: dict[str, Any]) -> str:
+    return "<br>".join(f"{esc(k)}: {_fmt(v)}" for k, v in params.items())
 
 
 def pareto_figures(p: ParetoData) -> list[Figure]:

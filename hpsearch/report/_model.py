@@ -156,9 +156,12 @@ def collect_best_model(
     if trial is None:
         return BestModel(notes=notes)
     out = BestModel(trial.number, trial.values[0] if trial.values else None, trial.spec, notes=notes)
+    if not isinstance(trial.spec, dict) or not trial.spec:
+        notes.append(f"trial {trial.number} has no model spec (user attribute 'spec') to describe")
+        return out
     try:
-        spec = ModelSpec.from_dict(trial.spec or {})
-    except (HpsearchError, TypeError) as exc:
+        spec = ModelSpec.from_dict(trial.spec)
+    except (HpsearchError, TypeError, ValueError, AttributeError) as exc:
         notes.append(f"trial {trial.number} has no usable model spec ({exc})")
         return out
     data = _load_data(record, data_dir, notes)
@@ -166,7 +169,11 @@ def collect_best_model(
         _guess_layers(out, spec, trial.params_count, _class_count(record))
         return out
     out.input_shape = data.input_shape
-    out.layers = _layer_rows(spec, data.input_shape, data.num_classes)
+    try:
+        out.layers = _layer_rows(spec, data.input_shape, data.num_classes)
+    except HpsearchError as exc:  # the dataset here is not the one the study trained on
+        notes.append(f"trial {trial.number}'s model does not fit the dataset found here: {exc}")
+        return out
     if trial.weights_artifact:
         out.evaluation = _evaluate(spec, data, artifacts / trial.weights_artifact, trial.number, notes)
     return out
@@ -232,7 +239,7 @@ def _evaluate(spec: ModelSpec, data, path: Path, number: int, notes: list[str]) 
     model = build_model(spec, data.input_shape, data.num_classes)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         notes.append(f"the weights file {path} does not fit trial {number}'s model: {first}")
         return None

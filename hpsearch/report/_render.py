@@ -22,8 +22,8 @@ from hpsearch.report._sections import render_sections
 
 __all__ = ["csp_for", "figures_json", "render_report"]
 
-# Runs first: any error, failed promise or blocked resource is recorded on <html data-report-errors>,
-# where a reader (or a headless-browser test) can see it.
+# Runs first: any error, failed promise, blocked resource or console.error call is recorded on
+# <html data-report-errors>, where a reader (or a headless-browser test) can see it.
 _GUARD = """(function () {
   var errors = [];
   function record(message) {
@@ -37,30 +37,51 @@ _GUARD = """(function () {
   document.addEventListener("securitypolicyviolation", function (e) {
     record("blocked by the content security policy: " + e.violatedDirective + " " + e.blockedURI);
   });
+  var consoleError = console.error;
+  console.error = function () {
+    record("console.error: " + Array.prototype.map.call(arguments, String).join(" "));
+    return consoleError.apply(console, arguments);
+  };
   window.hpsearchReportError = record;
 })();"""
 
-# Draws every figure into its <div>; a figure that fails says so in place of the plot.
+# Draws every figure into its <div> and checks that plotly built a visible SVG there. Each
+# <div> gets data-rendered="yes" or "failed"; when all are done, <body> gets data-plots-drawn
+# and data-report-ready. A figure that fails says so in place of the plot.
 _DRAW = """(function () {
   var figures = JSON.parse(document.getElementById("report-figures").textContent);
+  var config = {responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"]};
+  var drawn = 0;
   function fail(el, e) {
+    var message = (e && e.message) || String(e);
     el.className += " failed";
-    el.textContent = "This plot could not be drawn: " + ((e && e.message) || e);
-    window.hpsearchReportError((e && e.message) || e);
+    el.setAttribute("data-rendered", "failed");
+    el.textContent = "This plot could not be drawn: " + message;
+    window.hpsearchReportError(el.id + ": " + message);
+  }
+  function check(el) {
+    var svg = el.querySelector("svg.main-svg");
+    var box = svg && svg.getBoundingClientRect();
+    if (!box || box.width < 10 || box.height < 10) {
+      throw new Error("plotly drew nothing visible");
+    }
+    el.setAttribute("data-rendered", "yes");
+    drawn += 1;
   }
   var pending = figures.map(function (f) {
     var el = document.getElementById(f.id);
     try {
-      var config = {responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"]};
-      return Promise.resolve(Plotly.newPlot(el, f.data, f.layout, config)).catch(function (e) { fail(el, e); });
+      return Promise.resolve(Plotly.newPlot(el, f.data, f.layout, config))
+        .then(function () { check(el); })
+        .catch(function (e) { fail(el, e); });
     } catch (e) {
       fail(el, e);
       return Promise.resolve();
     }
   });
   Promise.all(pending).then(function () {
-    var drawn = document.querySelectorAll(".js-plotly-plot").length;
     document.body.setAttribute("data-plots-drawn", String(drawn));
+    document.body.setAttribute("data-report-ready", "yes");
   });
 })();"""
 

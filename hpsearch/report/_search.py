@@ -33,6 +33,7 @@ __all__ = [
     "compute_importance",
     "compute_parallel",
     "edge_warnings",
+    "fmt_number",
 ]
 
 EDGE = 0.03  # a best value within 3% of a range's end (log scale for log ranges) is "at the edge"
@@ -317,8 +318,14 @@ def _can_widen(rng: ParamRange, space: SearchSpace | None, low_side: bool) -> bo
     return True
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def fmt_number(value: Any) -> str:
+    """Short, as a range is written: 0.3, 0.0015, 1e-4, 2.5e-5, 64."""
+    if not isinstance(value, float):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:.3g}"
 
 
 def edge_warnings(best: TrialRow, ranges: dict[str, ParamRange], space: SearchSpace | None) -> list[str]:
@@ -335,10 +342,13 @@ def edge_warnings(best: TrialRow, ranges: dict[str, ParamRange], space: SearchSp
             continue
         low_side = pos <= EDGE
         end, side, word = (rng.low, "low", "below") if low_side else (rng.high, "high", "above")
-        text = f"{name}: best {_fmt(value)} is at the {side} edge of [{_fmt(rng.low)}, {_fmt(rng.high)}]"
+        lo, hi = fmt_number(rng.low), fmt_number(rng.high)
+        text = f"{name}: best {fmt_number(value)} is at the {side} edge of [{lo}, {hi}]"
         if _can_widen(rng, space, low_side):
-            text += f": widen {name} {word} {_fmt(end)}"
+            # Advice in the space's own name (``width``, not ``width_2``): that is what one edits.
+            key = (_space_key(name, space) if space else None) or name
+            text += f": widen {key} {word} {fmt_number(end)}"
         else:
-            text += f" ({_fmt(end)} is as far as hpsearch allows)"
+            text += f" ({fmt_number(end)} is as far as hpsearch allows)"
         out.append(text)
     return out

@@ -109,8 +109,8 @@ def _summary(data: ReportData) -> str:
         ("Test accuracy of the best", _test_accuracy(data)),
         (
             "Epochs trained",
-            f"{s.epochs_trained:,} of the {s.epochs_without_pruning:,} that the finished trials would have "
-            f"trained without pruning ({fmt_pct(max(saved, 0), s.epochs_without_pruning)} saved)",
+            f"{s.epochs_trained:,} of the {s.epochs_without_pruning:,} these trials would have trained "
+            f"without pruning ({fmt_pct(max(saved, 0), s.epochs_without_pruning)} saved)",
         ),
         (
             "Time on pruned trials",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from hpsearch.study._choices import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from hpsearch.study._evaluate import EVAL_KEY, EvalRow, Evaluation, evaluate_study
+from hpsearch.study._export import ExportResult, export_trial
 from hpsearch.study._manage import (
     StudyRow,
     delete_study,
     describe_trial,
+    is_feasible,
     list_studies,
+    ranked_trials,
     show_study,
     trial_config,
 )
@@ -32,9 +36,13 @@ from hpsearch.study._worker import TrialCounts, count_trials
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "EVAL_KEY",
     "PRUNERS",
     "RECORD_KEY",
     "SAMPLERS",
+    "EvalRow",
+    "Evaluation",
+    "ExportResult",
     "RunSummary",
     "StudyRow",
     "TrialCounts",
@@ -43,6 +51,9 @@ __all__ = [
     "count_trials",
     "delete_study",
     "describe_trial",
+    "evaluate_study",
+    "export_trial",
+    "is_feasible",
     "join_study",
     "list_studies",
     "load_study",
@@ -50,6 +61,7 @@ __all__ = [
     "make_sampler",
     "open_storage",
     "open_study",
+    "ranked_trials",
     "redact_url",
     "resolve_storage_url",
     "run_study",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.config import DataConfig, ModelSpec, TrainConfig
 from hpsearch.errors import StudyError
@@ -15,7 +16,16 @@ from hpsearch.study._run import RECORD_KEY, load_study
 from hpsearch.study._storage import artifact_dir, open_storage
 from hpsearch.study._worker import TrialCounts, count_trials
 
-__all__ = ["StudyRow", "delete_study", "describe_trial", "list_studies", "show_study", "trial_config"]
+__all__ = [
+    "StudyRow",
+    "delete_study",
+    "describe_trial",
+    "is_feasible",
+    "list_studies",
+    "ranked_trials",
+    "show_study",
+    "trial_config",
+]
 
 
 @dataclass
@@ -26,6 +36,25 @@ class StudyRow:
     counts: TrialCounts
     best_value: float | None
     objectives: list[str]
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Optuna's rule: a trial is feasible when every constraint value is <= 0 (or it has none)."""
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Completed, feasible trials, best validation accuracy (the first objective) first.
+
+    Ties keep trial order, as Optuna's ``best_trial`` does; infeasible trials are never ranked,
+    so they never become "best" for ``show``, ``evaluate`` or ``export``.
+    """
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and math.isfinite(t.values[0]) and is_feasible(t)
+    ]
+    return sorted(done, key=lambda t: -t.values[0])
 
 
 def _best_accuracy(study: optuna.Study) -> float | None:
@@ -76,7 +105,8 @@ def describe_trial(trial: FrozenTrial) -> dict[str, Any]:
         "seed": trial.user_attrs.get("seed"),
         "epochs_trained": len(curve),
         "curve": curve,
-        "constraints": trial.system_attrs.get("constraints"),
+        "constraints": trial.constraints or None,  # relative excess over each limit; <= 0 is feasible
+        "feasible": is_feasible(trial),
         "evaluation": trial.user_attrs.get("evaluation"),
         "weights_artifact": trial.user_attrs.get("weights_artifact"),
         "wall_seconds": trial.user_attrs.get("wall_seconds"),
@@ -85,7 +115,7 @@ def describe_trial(trial: FrozenTrial) -> dict[str, Any]:
 
 def show_study(name: str, url: str | None) -> dict[str, Any]:
     """A study's record, counts, best trial (or Pareto set) as plain data."""
-    study = load_study(name, url, storage=open_storage(url, heartbeat=False))
+    study = load_study(name, url, storage=open_storage(url, heartbeat=False, create=False))
     counts = count_trials(study)
     out: dict[str, Any] = {
         "study": name,
@@ -98,7 +128,8 @@ def show_study(name: str, url: str | None) -> dict[str, Any]:
         if len(study.directions) == 1:
             out["best"] = describe_trial(study.best_trial)
         else:
-            out["pareto"] = [describe_trial(t) for t in study.best_trials]
+            front = sorted(study.best_trials, key=lambda t: -t.values[0])  # feasible trials only
+            out["pareto"] = [describe_trial(t) for t in front]
     except ValueError:
         out["best"] = None
     return out
@@ -106,7 +137,7 @@ def show_study(name: str, url: str | None) -> dict[str, Any]:
 
 def delete_study(name: str, url: str | None) -> int:
     """Delete a study and its saved weights. Returns the number of trials deleted."""
-    storage = open_storage(url, heartbeat=False)
+    storage = open_storage(url, heartbeat=False, create=False)
     study = load_study(name, url, storage=storage)
     trials = study.get_trials(deepcopy=False)
     folder = artifact_dir(url)
@@ -124,7 +155,7 @@ def trial_config(name: str, url: str | None, number: int) -> tuple[ModelSpec, Tr
 
     ``hpsearch train --from-trial STUDY:N`` retrains with these; on the CPU the result repeats the trial.
     """
-    study = load_study(name, url, storage=open_storage(url, heartbeat=False))
+    study = load_study(name, url, storage=open_storage(url, heartbeat=False, create=False))
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
     if not trials:
         raise StudyError(f"study {name!r} has no trial {number}; it has trials 0-{len(study.trials) - 1}")

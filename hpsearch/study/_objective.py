@@ -210,7 +210,11 @@ class Objective:
         if any(v > 0 for v in trial.constraints.values()):
             return  # infeasible trials never become "best"
         best = max(
-            (t.values[0] for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+            (
+                t.values[0]
+                for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if all(v <= 0 for v in t.constraints.values())  # an infeasible peer is no bar
+            ),
             default=float("-inf"),
         )
         if accuracy <= best:

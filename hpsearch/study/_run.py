@@ -111,7 +111,7 @@ def _conflicts(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
 
 def load_study(name: str, url: str | None, **kwargs: Any) -> optuna.Study:
     """Load an existing study, with a clear error (listing the studies) when it does not exist."""
-    storage = kwargs.pop("storage", None) or open_storage(url)
+    storage = kwargs.pop("storage", None) or open_storage(url, create=False)
     try:
         return optuna.load_study(study_name=name, storage=storage, **kwargs)
     except KeyError:
@@ -185,8 +185,10 @@ def _threads_per_worker(cfg: SearchConfig) -> int:
     return cfg.threads or max(1, (os.cpu_count() or 1) // cfg.jobs)
 
 
-def _worker_process(cfg_dict: dict, name: str, url: str, target: int, deadline: float | None) -> None:
-    """Entry point of a spawned worker process."""
+def _worker_process(
+    cfg_dict: dict, name: str, url: str, target: int, deadline: float | None, index: int
+) -> None:
+    """Entry point of the ``index``-th spawned worker process."""
     import sys
 
     from hpsearch.errors import HpsearchError
@@ -194,8 +196,9 @@ def _worker_process(cfg_dict: dict, name: str, url: str, target: int, deadline: 
     raise_on_sigterm()
     quiet_optuna()
     cfg = _config_from_dict(cfg_dict)
+    seed = None if cfg.seed is None else cfg.seed + index
     try:
-        _work(cfg, name, url, target, deadline, on_trial=None)
+        _work(cfg, name, url, target, deadline, on_trial=None, sampler_seed=seed)
     except KeyboardInterrupt:
         pass
     except HpsearchError as exc:
@@ -210,8 +213,12 @@ def _config_from_dict(d: dict) -> SearchConfig:
     return SearchConfig(**d)
 
 
-def _work(cfg, name, url, target, deadline, on_trial) -> int:
-    """Load data and the study in this process, then run trials."""
+def _work(cfg, name, url, target, deadline, on_trial, sampler_seed: int | None) -> int:
+    """Load data and the study in this process, then run trials.
+
+    Every worker needs its own ``sampler_seed``: workers seeded alike sample the same
+    configurations (a random or TPE start-up phase repeated once per worker).
+    """
     import torch
 
     from hpsearch.data import load_dataset
@@ -224,7 +231,7 @@ def _work(cfg, name, url, target, deadline, on_trial) -> int:
         name,
         url,
         storage=storage,
-        sampler=make_sampler(cfg.sampler, cfg.seed, len(cfg.objectives)),
+        sampler=make_sampler(cfg.sampler, sampler_seed, len(cfg.objectives)),
         pruner=make_pruner(cfg.pruner, cfg.epochs),
     )
     space = SearchSpace.from_dict(study.user_attrs[RECORD_KEY]["space"])
@@ -330,6 +337,7 @@ def join_study(
     trials: int | None = None,
     timeout: float | None = None,
     on_trial: Callable[[FrozenTrial, TrialCounts], None] | None = None,
+    on_start: Callable[[dict], None] | None = None,
     **overrides: Any,
 ) -> RunSummary:
     """Run trials for an existing study from this process (``hpsearch worker``).
@@ -339,7 +347,7 @@ def join_study(
     ``overrides`` may set data_dir, device and threads, which are local to this machine.
     """
     url = resolve_storage_url(url)
-    storage = open_storage(url)
+    storage = open_storage(url, create=False)
     study = load_study(name, url, storage=storage)
     record = study.user_attrs.get(RECORD_KEY)
     if record is None:
@@ -349,6 +357,18 @@ def join_study(
     target = counts.finished + trials if trials else study.user_attrs.get("target", counts.finished)
     if trials:
         study.set_user_attr("target", max(target, study.user_attrs.get("target", 0)))
+    if on_start is not None:
+        on_start(
+            {
+                "study": name,
+                "storage": redact_url(url),
+                "target": target,
+                "resumed": counts.finished,
+                "trials": max(target - counts.finished, 0),
+                "enqueued": [],
+                "jobs": 1,
+            }
+        )
     start = time.time()
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
@@ -359,7 +379,10 @@ def join_study(
 
     interrupted = False
     try:
-        _work(cfg, name, url, target, start + timeout if timeout else None, on_trial=report)
+        # Seeded by the OS: a joining worker must not repeat the samples of the others.
+        _work(
+            cfg, name, url, target, start + timeout if timeout else None, on_trial=report, sampler_seed=None
+        )
     except KeyboardInterrupt:
         interrupted = True
     return _summarize(study, url, target, counts.finished, start, interrupted)
@@ -369,8 +392,8 @@ def _run_processes(cfg, url, target, deadline, study, report) -> None:
     ctx = mp.get_context("spawn")
     cfg_dict = dataclasses.asdict(cfg)
     procs = [
-        ctx.Process(target=_worker_process, args=(cfg_dict, cfg.name, url, target, deadline), daemon=False)
-        for _ in range(cfg.jobs)
+        ctx.Process(target=_worker_process, args=(cfg_dict, cfg.name, url, target, deadline, i), daemon=False)
+        for i in range(cfg.jobs)
     ]
     for p in procs:
         p.start()

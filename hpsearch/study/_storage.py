@@ -10,13 +10,16 @@ instead of failing with "database is locked".
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
+import importlib.util
 import os
+import re
 import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -25,6 +28,7 @@ from hpsearch.errors import StudyError
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "RetryKilledTrial",
     "artifact_dir",
     "claim_lock",
     "open_storage",
@@ -37,20 +41,44 @@ HEARTBEAT_SECONDS = 10  # a worker's RUNNING trial is refreshed this often
 GRACE_SECONDS = 60  # ...and counted as dead (failed, then retried) after this long without one
 MAX_RETRY = 2  # a killed trial's configuration is retried at most this often
 SQLITE_BUSY_SECONDS = 120  # how long a writer waits for the lock before SQLite gives up
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+
+
+class RetryKilledTrial(RetryHeartbeatStaleTrialCallback):
+    """Queue a dead worker's trial again with its parameters, but not what its run recorded.
+
+    Optuna's callback copies every user attribute to the retry; a stale ``reason`` or
+    ``curve`` would then sit on the retry's result. Only ``baseline`` belongs to the configuration.
+    """
+
+    KEEP = ("baseline",)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.copy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in self.KEEP}
+        super().__call__(study, trial)
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: safe to print, log or store."""
+    """``url`` with any password (in the user part or the query) replaced by ``***``: safe to print."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "<unparsable storage URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(_SECRET_KEY.search(k) for k, _ in query)  # drivers also take ?password=...
+    if parts.password is None and not secret_query:
+        return url  # unchanged: urlunsplit would turn sqlite:///x into sqlite:/x
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if port:
+            host += f":{port}"
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    if secret_query:
+        query = [(k, "***" if _SECRET_KEY.search(k) else v) for k, v in query]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 def resolve_storage_url(url: str | None) -> str:
@@ -92,32 +120,80 @@ def _prepare_file(path: Path, what: str) -> None:
         raise StudyError(
             f"cannot create {path.parent} for the {what}: {exc.strerror}; use --storage"
         ) from None
-    target = path if path.exists() else path.parent
-    if not os.access(target, os.W_OK):
-        raise StudyError(f"{target} is not writable; fix its permissions or pass --storage elsewhere")
+    # SQLite also writes -wal/-shm files (and the journal backend a lock file) beside the file.
+    for target in (path.parent, path) if path.exists() else (path.parent,):
+        if not os.access(target, os.W_OK):
+            raise StudyError(f"{target} is not writable; fix its permissions or pass --storage elsewhere")
 
 
 def _enable_wal(path: Path) -> None:
     """Switch a SQLite file to WAL mode once; the mode is stored in the file."""
-    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS)) as conn:
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode.lower() != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS)) as conn:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        raise StudyError(
+            f"{path} is not a usable SQLite database ({exc}); pass --storage with another file"
+        ) from None
 
 
-def open_storage(url: str | None, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise StudyError(
+            f"no study storage at {path}; run hpsearch optimize first, or pass --storage "
+            "with the URL the study was run with"
+        )
+
+
+# A plain dialect means SQLAlchemy's default driver (psycopg 3, mysqlclient); the extras
+# hpsearch[postgres] and hpsearch[mysql] install psycopg2 and PyMySQL, so use those when they are here.
+_DRIVERS = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("MySQLdb", "pymysql")}
+_EXTRAS = {"postgresql": "hpsearch[postgres]", "mysql": "hpsearch[mysql]"}
+
+
+def _with_driver(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if scheme in _DRIVERS:
+        default, ours = _DRIVERS[scheme]
+        has = importlib.util.find_spec
+        if has(default) is None and has(ours) is not None:
+            return f"{scheme}+{ours}{sep}{rest}"
+    return url
+
+
+def _driver_error(url: str, exc: ImportError) -> StudyError:
+    cause = exc.__cause__ or exc.__context__
+    module = getattr(cause, "name", None) or exc.name
+    what = f"the database driver {module!r}" if module else "a database driver"
+    scheme = url.split(":", 1)[0]
+    extra = _EXTRAS.get(scheme)  # a plain dialect; an explicit +driver names its own package
+    fix = (
+        f"pip install '{extra}'" if extra else f"install the Python package that provides {module or scheme}"
+    )
+    return StudyError(f"storage {redact_url(url)} needs {what}, which is not installed; {fix}")
+
+
+def open_storage(
+    url: str | None, *, heartbeat: bool = True, create: bool = True
+) -> optuna.storages.BaseStorage:
     """Open (creating if needed) the storage at ``url``.
 
     Args:
         url: Any Optuna storage URL, ``journal:///path`` for a journal file, or None for the default.
         heartbeat: Enable heartbeats on RDB storages so a killed worker's trial is failed and retried.
+        create: Create a missing SQLite or journal file. Commands that only read an existing
+            study pass False, so a mistyped path is an error rather than a new empty file.
 
     Returns:
         An Optuna storage. Raises :class:`StudyError` with the (password-free) URL when it cannot be opened.
     """
-    url = resolve_storage_url(url)
+    url = _with_driver(resolve_storage_url(url))
     journal = _journal_path(url)
     if journal is not None:
+        if not create:
+            _require_file(journal)
         _prepare_file(journal, "journal file")
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -125,6 +201,8 @@ def open_storage(url: str | None, *, heartbeat: bool = True) -> optuna.storages.
     engine_kwargs: dict = {"pool_pre_ping": True}
     sqlite_path = _sqlite_path(url)
     if sqlite_path is not None:
+        if not create:
+            _require_file(sqlite_path)
         _prepare_file(sqlite_path, "study database")
         _enable_wal(sqlite_path)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
@@ -136,19 +214,26 @@ def open_storage(url: str | None, *, heartbeat: bool = True) -> optuna.storages.
                 beat = dict(
                     heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                    heartbeat_stale_trial_callback=RetryKilledTrial(max_retry=MAX_RETRY),
                 )
             return RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
     except ImportError as exc:
-        raise StudyError(
-            f"storage {redact_url(url)} needs a database driver ({exc.name or exc}); "
-            "install it, e.g. pip install 'hpsearch[postgres]' or 'hpsearch[mysql]'"
-        ) from None
+        raise _driver_error(url, exc) from None
     except Exception as exc:  # sqlalchemy raises many types for bad URLs and unreachable servers
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        password = _password(url)
+        if password:
+            reason = reason.replace(password, "***")
         raise StudyError(
-            f"cannot open storage {redact_url(url)}: {reason.replace(url, redact_url(url))}"
+            f"cannot open storage {redact_url(url)}: {reason.replace(url, redact_url(url))}; check the "
+            "URL (dialect://user:password@host:port/database) and that the server is running"
         ) from None
+
+
+def _password(url: str) -> str | None:
+    """The password in ``url``, found even where the URL does not parse."""
+    match = re.search(r"://[^:/@]*:([^@/]+)@", url)
+    return match.group(1) if match else None
 
 
 def artifact_dir(url: str | None) -> Path:

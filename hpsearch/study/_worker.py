@@ -3,22 +3,26 @@
 Workers (processes on this machine, or ``hpsearch worker`` anywhere) share
 nothing but the storage. Each loop:
 
-1. fails trials whose worker stopped sending heartbeats (they are retried as WAITING copies);
+1. fails trials whose worker stopped sending heartbeats, or whose worker process on this
+   machine has died (they are retried as WAITING copies);
 2. under a claim lock, counts finished + running trials against the target and asks for a
    trial only if one is still needed, so N workers finish exactly the requested number;
+   the new trial records its owner process at once, inside the lock;
 3. runs the objective with a heartbeat thread and tells the state (COMPLETE, PRUNED, FAIL).
 
-Ctrl-C/SIGTERM mark the running trial FAIL (outcome ``interrupted``) and stop the worker;
-every finished trial is already stored.
+Ctrl-C/SIGTERM mark the running trial FAIL (outcome ``interrupted``), queue its configuration
+again and stop the worker; every finished trial is already stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import optuna
@@ -26,9 +30,18 @@ from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enable
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import StudyError
+from hpsearch.study import _faults
+from hpsearch.study._liveness import OWNER_KEY, fail_dead_trials, owner, retry_trial, running_here
 from hpsearch.study._storage import claim_lock
 
-__all__ = ["TrialCounts", "count_trials", "quiet_optuna", "raise_on_sigterm", "run_worker"]
+__all__ = [
+    "TrialCounts",
+    "count_trials",
+    "quiet_optuna",
+    "raise_on_sigterm",
+    "run_worker",
+    "sigterm_as_interrupt",
+]
 
 POLL_SECONDS = 2.0  # how often an idle worker checks whether a running trial failed
 MAX_CONSECUTIVE_ERRORS = 3  # an objective that keeps crashing is a bug, not bad luck
@@ -79,6 +92,20 @@ def raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM raises KeyboardInterrupt (in the main thread); the old handler returns after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    raise_on_sigterm()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _claim(study: optuna.Study, url: str | None, target: int) -> optuna.Trial | bool | None:
     """A new trial, None to wait for running ones, or False when the study has enough."""
     with warnings.catch_warnings():
@@ -87,14 +114,18 @@ def _claim(study: optuna.Study, url: str | None, target: int) -> optuna.Trial | 
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         optuna.storages.fail_stale_trials(study)
         with claim_lock(url, study.study_name):
+            fail_dead_trials(study)  # so every RUNNING trial of this machine is alive
             counts = count_trials(study)
             if counts.finished >= target:
                 return False
-            # Without heartbeats a RUNNING trial may belong to a dead process forever: don't wait on it.
-            running = counts.running if is_heartbeat_enabled(study._storage) else 0
+            # Without heartbeats a RUNNING trial of another machine may belong to a dead process
+            # forever: wait only on this machine's (journal files).
+            running = counts.running if is_heartbeat_enabled(study._storage) else running_here(study)
             if counts.waiting == 0 and counts.finished + running >= target:
                 return None
-            return study.ask()
+            trial = study.ask()
+            trial.set_user_attr(OWNER_KEY, owner())
+            return trial
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable) -> FrozenTrial:
@@ -107,7 +138,9 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable) -> F
         except KeyboardInterrupt:
             trial.set_user_attr("outcome", "interrupted")
             trial.set_user_attr("reason", "interrupted (Ctrl-C or SIGTERM)")
-            study.tell(trial, state=TrialState.FAIL)
+            # A stopped job (Slurm time limit, preempted pod) did not judge the configuration:
+            # it runs again when the study resumes.
+            retry_trial(study, study.tell(trial, state=TrialState.FAIL))
             raise
         except Exception as exc:  # a bug or a resource error: record it and carry on
             trial.set_user_attr("outcome", "error")
@@ -139,6 +172,7 @@ def run_worker(
     Returns:
         The number of trials this worker ran.
     """
+    _faults.arm(study._storage)
     ran = errors = 0
     while deadline is None or time.time() < deadline:
         trial = _claim(study, url, target)
@@ -149,6 +183,7 @@ def run_worker(
             continue
         frozen = _run_one(study, trial, objective)
         ran += 1
+        _faults.reach("trial")
         if on_trial is not None:
             on_trial(frozen)
         errors = errors + 1 if frozen.user_attrs.get("outcome") == "error" else 0
