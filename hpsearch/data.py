@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 
 from hpsearch.config import DataConfig
 from hpsearch.errors import DataError, UnknownChoiceError
@@ -46,15 +45,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A named dataset: the torchvision class that reads it, and its class names."""
+    """A named dataset: the torchvision class that reads it, and its class names.
 
-    cls: type  # a torchvision.datasets.MNIST subclass
+    The class is looked up by name when first needed: importing torchvision costs about
+    2 s, which ``.npz`` datasets and commands that never load data should not pay.
+    """
+
+    class_name: str  # a torchvision.datasets.MNIST subclass
     classes: tuple[str, ...]
+
+    @property
+    def cls(self) -> type:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.class_name)
 
     @property
     def folder(self) -> str:
         """torchvision keeps the files in ``<data_dir>/<ClassName>/raw/``."""
-        return self.cls.__name__
+        return self.class_name
 
     @property
     def archives(self) -> list[str]:
@@ -71,7 +80,7 @@ DATASETS: Registry[DatasetInfo] = Registry(
     "dataset",
     {
         "fashion-mnist": DatasetInfo(
-            torchvision.datasets.FashionMNIST,
+            "FashionMNIST",
             (
                 "T-shirt/top",
                 "Trouser",
@@ -85,10 +94,8 @@ DATASETS: Registry[DatasetInfo] = Registry(
                 "Ankle boot",
             ),
         ),
-        "mnist": DatasetInfo(torchvision.datasets.MNIST, tuple(str(d) for d in range(10))),
-        "kmnist": DatasetInfo(
-            torchvision.datasets.KMNIST, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
-        ),
+        "mnist": DatasetInfo("MNIST", tuple(str(d) for d in range(10))),
+        "kmnist": DatasetInfo("KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
     },
 )
 

@@ -164,3 +164,26 @@ def test_bad_input_is_one_line_and_exit_2(capsys, workdir, args, message):
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_optuna_cli_reads_the_study_as_a_normal_study(capsys, workdir, tiny_npz):
+    """Optuna's own tools see every trial: `optuna trials` lists them with their values."""
+    import subprocess
+    import sys
+
+    args = ["optimize", "--model", "fcn", "--trials", "3", "--epochs", "1", "--dataset", tiny_npz]
+    code, _, _ = run(capsys, *args, "--val-size", "100", "--quiet", "--seed", "1", "--threads", "1")
+    assert code == 0
+    url = "sqlite:///studies/hpsearch.db"
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    listed = subprocess.run(
+        [str(optuna_cli), "trials", "--storage", url, "--study-name", "fcn-tiny", "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = json.loads(listed.stdout)
+    stored = optuna.load_study(study_name="fcn-tiny", storage=url).trials
+    assert sorted(r["number"] for r in rows) == [t.number for t in stored] == [0, 1, 2]
+    assert {r["number"]: r["state"] for r in rows} == {t.number: t.state.name for t in stored}

@@ -741,6 +741,19 @@ def test_cli_out_under_a_file_is_a_one_line_error(lab, workdir, capsys):
     assert "choose another --out" in err and err.count("\n") == 1
 
 
+def test_unwritable_out_fails_before_collecting(lab, workdir, capsys, monkeypatch):
+    """An hour-long study's report is not computed only to be thrown away at the end."""
+    import hpsearch.report._write as write_module
+
+    collected = []
+    monkeypatch.setattr(write_module, "collect_report", lambda *a, **k: collected.append(a))
+    (workdir / "taken").write_text("a file, not a folder")
+    for out in ("taken/r.html", "taken/deeper/r.html", "."):
+        code, _, err = run(capsys, "report", "single", "--storage", lab.url, "--out", out)
+        assert code == 2 and "cannot write the report" in err
+    assert collected == [] and sorted(p.name for p in workdir.iterdir()) == ["taken"]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
 def test_cli_read_only_out_folder_is_a_one_line_error(lab, workdir, capsys):
     folder = workdir / "ro"

@@ -36,15 +36,28 @@ def served(monkeypatch):
 def test_dashboard_binds_loopback_by_default_without_a_warning(capsys, workdir, served):
     code, _, err = run(capsys, "dashboard")
     assert code == 0
-    assert served == [{"host": "127.0.0.1", "port": 8080}]
+    assert [(c["host"], c["port"]) for c in served] == [("127.0.0.1", 8080)]
     assert "warning" not in err and "http://127.0.0.1:8080/" in err
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::"])
 def test_dashboard_on_another_address_warns_that_it_has_no_authentication(capsys, workdir, served, host):
     code, _, err = run(capsys, "dashboard", "--host", host, "--port", "8123")
-    assert code == 0 and served == [{"host": host, "port": 8123}]
+    assert code == 0 and [(c["host"], c["port"]) for c in served] == [(host, 8123)]
     assert f"warning: binding {host}" in err and "no authentication" in err
+
+
+def test_dashboard_serves_the_saved_weights_without_creating_folders(capsys, workdir, served):
+    """The trials' weights (optuna.artifacts beside the database) show in the dashboard."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    assert run(capsys, "dashboard")[0] == 0
+    assert served[-1]["artifact_store"] is None and not Path("studies/hpsearch-artifacts").exists()
+    Path("studies/hpsearch-artifacts").mkdir(parents=True)
+    assert run(capsys, "dashboard")[0] == 0
+    store = served[-1]["artifact_store"]
+    assert isinstance(store, FileSystemArtifactStore)
+    assert Path(store._base_path).resolve() == Path("studies/hpsearch-artifacts").resolve()
 
 
 def _listening_addresses(port: int) -> list[str]:

@@ -407,7 +407,7 @@ def dashboard(
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8080,
 ) -> None:
     """Browse the studies live in optuna-dashboard (same storage)."""
-    from hpsearch.study import open_storage, redact_url, resolve_storage_url
+    from hpsearch.study import artifact_dir, open_storage, redact_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -417,11 +417,17 @@ def dashboard(
             err=True,
         )
     store = open_storage(url, heartbeat=False)
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
+
+    # The trials' saved weights (optuna.artifacts) show on their trial pages; only an existing
+    # store is served, so browsing never creates folders.
+    artifacts = artifact_dir(url)
+    artifact_store = FileSystemArtifactStore(str(artifacts)) if artifacts.is_dir() else None
 
     typer.echo(f"optuna-dashboard on http://{host}:{port}/ for {redact_url(url)} (Ctrl-C to stop)", err=True)
     try:
-        run_server(store, host=host, port=port)
+        run_server(store, host=host, port=port, artifact_store=artifact_store)
     except OSError as exc:
         raise ConfigError(
             f"cannot serve on {host}:{port}: {exc.strerror or exc}; choose another --port"

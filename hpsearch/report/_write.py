@@ -11,7 +11,7 @@ from hpsearch.errors import ConfigError
 from hpsearch.report._collect import collect_report
 from hpsearch.report._render import render_report
 
-__all__ = ["default_report_path", "write_report", "write_text_atomic"]
+__all__ = ["check_writable", "default_report_path", "write_report", "write_text_atomic"]
 
 
 def default_report_path(study_name: str) -> Path:
@@ -56,6 +56,28 @@ def write_text_atomic(path: str | os.PathLike, content: str) -> Path:
     return path
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail fast, before minutes of work and without creating anything, if ``path`` can't be written.
+
+    Raises:
+        ConfigError: A parent is a regular file, or the nearest existing folder is read-only.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"cannot write the report to {path}: it is a folder; give a file name to --out")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"cannot write the report to {path}: {parent} is not a folder; choose another --out"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the report to {path}: {parent} is not writable; choose another --out"
+        )
+
+
 def write_report(
     study_name: str,
     url: str | None,
@@ -73,5 +95,7 @@ def write_report(
     Returns:
         The path written.
     """
+    out = Path(out_path or default_report_path(study_name))
+    check_writable(out)
     html = render_report(collect_report(study_name, url, data_dir))
-    return write_text_atomic(out_path or default_report_path(study_name), html)
+    return write_text_atomic(out, html)
