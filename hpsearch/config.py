@@ -266,7 +266,7 @@ class SearchConfig:
     storage: str | None = None  # None: sqlite:///studies/hpsearch.db under the current directory
     study_name: str | None = None  # None: "<model>-<dataset>"
     sampler: str = "tpe"
-    pruner: str = "median"  # chosen by benchmarks/bench_pruners.py, see the README
+    pruner: str = "sha"  # chosen by measurement: benchmarks/bench_search.py part (b), see the README
     seed: int | None = None  # sampler seed; trial seeds derive from it and the trial number
     jobs: int = 1  # worker processes on this machine
     timeout: float | None = None  # seconds for this run

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from hpsearch.baselines import BASELINES
 from hpsearch.cli import main
+from hpsearch.config import SearchConfig
 from hpsearch.data import DATASETS
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.report import (
@@ -321,7 +322,9 @@ def test_summary_names_the_study_setup_and_the_best(lab):
     assert s.best_value == max(r.values[0] for r in complete)
     assert s.wall_seconds > 0 and s.trial_seconds >= s.wall_seconds  # two workers overlap
     html = lab.html("fcn")
-    for fact in ("fashion-mnist: 100 training images held out", "random (seed 0), pruner median"):
+    pruner = s.record["pruner"]
+    assert pruner == SearchConfig.pruner  # the fixture keeps the default
+    for fact in ("fashion-mnist: 100 training images held out", f"random (seed 0), pruner {pruner}"):
         assert fact in html
     # the saved weights were evaluated on the test split, so the summary has a test accuracy
     ev = d.best_model.evaluation

@@ -152,8 +152,11 @@ def optimize(
     study_name: StudyName = None,
     sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, gp, cmaes, qmc or nsga2.")] = "tpe",
     pruner: Annotated[
-        str, typer.Option("--pruner", help="median, hyperband, sha, percentile, patient or none.")
-    ] = "median",
+        str,
+        typer.Option(
+            "--pruner", help="sha (successive halving), median, hyperband, percentile, patient or none."
+        ),
+    ] = SearchConfig.pruner,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Sampler seed (trial seeds derive from it).")
     ] = None,
