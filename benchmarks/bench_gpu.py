@@ -21,20 +21,16 @@ import argparse
 import dataclasses
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FULL_TEST, FULL_TRAIN, FULL_VAL, machine, median, table, write_fashion_mnist, write_json
-from bench_train import BATCH, INPUT_SHAPE, NUM_CLASSES, load_both
+from bench_train import BATCH, INPUT_SHAPE, NUM_CLASSES, load_both, run_idiomatic
 
 from hpsearch.baselines import get_baseline
 from hpsearch.geometry import count_flops
-from hpsearch.models import build_model
 from hpsearch.train import fit
 
 
@@ -49,37 +45,6 @@ def gpu_peak(n: int = 8192, reps: int = 10) -> float:
     end.record()
     torch.cuda.synchronize()
     return 2 * n**3 * reps / (start.elapsed_time(end) / 1000) / 1e9
-
-
-def idiomatic_epochs(spec, cfg, source, train_idx, val_idx, workers: int, epochs: int) -> list[float]:
-    torch.manual_seed(cfg.seed)
-    model = build_model(spec, INPUT_SHAPE, NUM_CLASSES).cuda()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    kw = dict(batch_size=BATCH, num_workers=workers, pin_memory=True, persistent_workers=workers > 0)
-    train_loader = DataLoader(Subset(source, train_idx), shuffle=True, **kw)
-    val_loader = DataLoader(Subset(source, val_idx), **kw)
-    seconds = []
-    for _ in range(epochs):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        model.train()
-        running = 0.0
-        for x, y in train_loader:
-            x, y = x.cuda(non_blocking=True), y.cuda(non_blocking=True)
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            running += loss.item()
-        model.eval()
-        correct = 0
-        with torch.no_grad():
-            for x, y in val_loader:
-                x, y = x.cuda(non_blocking=True), y.cuda(non_blocking=True)
-                correct += (model(x).argmax(1) == y).sum().item()
-        torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - t0)
-    return seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
                 ours.append(fit(b.model, cfg, data, device="cuda").epochs[-1].seconds)
                 for workers in theirs:
                     theirs[workers].append(
-                        idiomatic_epochs(b.model, cfg, source, train_idx, val_idx, workers, args.epochs)[-1]
+                        run_idiomatic(
+                            b.model, cfg, source, train_idx, val_idx, workers, args.epochs, device="cuda"
+                        ).epoch_seconds[-1]
                     )
             best_workers = min(theirs, key=lambda w: median(theirs[w]))
             ours_s, theirs_s = median(ours), median(theirs[best_workers])

@@ -135,6 +135,11 @@ class Dataset:
     split: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable record of the split
     mean: float = field(init=False)
     std: float = field(init=False)
+    # (split, device) -> normalised float inputs and labels, filled by hpsearch.train: every
+    # trial of a study trains on the same tensors, so they are converted once per process.
+    prepared: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         pairs = [("train", self.x_train, self.y_train), ("val", self.x_val, self.y_val)]

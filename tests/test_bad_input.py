@@ -18,20 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import FCN_SPACE
 
 from hpsearch.cli import main
 from hpsearch.config import DataConfig, SearchConfig
 from hpsearch.study import run_study
 from hpsearch.synthetic import write_idx_dataset, write_npz
 
-SPACE = """
-[space]
-n_layers = { low = 1, high = 2 }
-width = { low = 8, high = 32, log = true }
-batch_size = [32, 64]
-optimizer = ["adam", "sgd"]
-lr = { low = 1e-3, high = 1e-1, log = true }
-"""
 SECRET = "S3cretPassw0rd"  # must never appear in any output
 
 
@@ -39,7 +32,7 @@ SECRET = "S3cretPassw0rd"  # must never appear in any output
 def study_dir(tmp_path_factory, tiny_npz):
     """A directory with studies/hpsearch.db holding study fcn-tiny (2 trials), and its space file."""
     root = tmp_path_factory.mktemp("bad-input")
-    (root / "space.toml").write_text(SPACE)
+    (root / "space.toml").write_text(FCN_SPACE)
     cfg = SearchConfig(
         model="fcn",
         trials=2,

@@ -8,19 +8,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import run
 
 from hpsearch.baselines import BASELINES
-from hpsearch.cli import app, main
+from hpsearch.cli import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SHARED_BASELINES = Path(__file__).resolve().parents[2] / "shared" / "baselines.md"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def _command_names() -> list[str]:

@@ -11,9 +11,9 @@ import statistics
 
 import optuna
 import pytest
+from helpers import run
 from optuna.trial import TrialState, create_trial
 
-from hpsearch.cli import main
 from hpsearch.config import DataConfig, ModelSpec, SearchConfig, TrainConfig
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.space import default_space
@@ -141,13 +141,6 @@ def test_bad_requests_fail_cleanly(fake_study, workdir):
     empty.set_user_attr(RECORD_KEY, {"dataset": "x.npz"})
     with pytest.raises(StudyError, match="no completed feasible trial"):
         evaluate_study("empty", None, retrain_fn=Scripted(FIGURES))
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def test_cli_evaluate_trains_for_real_and_show_displays_it(fake_study, capsys):

@@ -10,9 +10,9 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from helpers import run
 
 from hpsearch.bundle import load_bundle, load_torchscript, read_images
-from hpsearch.cli import main
 from hpsearch.config import DataConfig, SearchConfig
 from hpsearch.data import load_dataset
 from hpsearch.errors import ConfigError, StudyError
@@ -146,13 +146,6 @@ def test_loading_never_unpickles_objects(cnn_study, workdir):
     )
     with pytest.raises(ConfigError, match="cannot be loaded as plain weights"):
         load_bundle(workdir / "m")
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def test_predict_cli_prints_saves_and_rejects_bad_input(cnn_study, workdir, tiny_npz, capsys):

@@ -11,9 +11,9 @@ import json
 
 import optuna
 import pytest
+from helpers import run
 from optuna.trial import TrialState, create_trial
 
-from hpsearch.cli import main
 from hpsearch.config import DataConfig, SearchConfig
 from hpsearch.space import default_space, load_space
 from hpsearch.study import (
@@ -79,13 +79,6 @@ def run_widths(cfg: SearchConfig, widths: list[int]) -> optuna.Study:
         study.enqueue_trial({"width_1": width})
     run_study(dataclasses.replace(cfg, trials=len(widths)))
     return optuna.load_study(study_name=cfg.name, storage=open_storage(None))
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def test_two_objective_study_yields_a_pareto_set_of_at_least_three(width_cfg, capsys):

@@ -22,11 +22,11 @@ import numpy as np
 import optuna
 import pytest
 import report_fixtures as rf
+from helpers import run
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from hpsearch.baselines import BASELINES
-from hpsearch.cli import main
 from hpsearch.config import SearchConfig
 from hpsearch.data import DATASETS
 from hpsearch.errors import ConfigError, StudyError
@@ -708,13 +708,6 @@ def test_a_failure_before_writing_leaves_the_old_report_intact(lab, tmp_path, mo
 
 
 # The command ---------------------------------------------------------------------------------------------
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def test_cli_writes_the_report(lab, workdir, capsys):

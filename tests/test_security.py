@@ -8,19 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers import run
 
-from hpsearch.cli import main
 from hpsearch.cli._study import _command_line
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hpsearch"
 SECRET = "Pa55w0rdXYZ"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 @pytest.fixture

@@ -190,6 +190,10 @@ def test_tpe_accepts_the_space():
         trial = study.ask()
         spec, _ = suggest(trial, default_space("cnn"), epochs=1)
         study.tell(trial, float(len(spec.convs)))
+    # multivariate grouped TPE handled the conditional space past its start-up trials
+    # (a dynamic-space error would have raised in ask/suggest) and kept proposing new points
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 15
 
 
 # --- TOML ----------------------------------------------------------------------------------------

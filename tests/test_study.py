@@ -8,6 +8,7 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
+from processes import FCN_SPACE
 
 from hpsearch.config import DataConfig, SearchConfig
 from hpsearch.errors import ConfigError, StudyError
@@ -26,15 +27,6 @@ from hpsearch.study import (
     run_study,
     show_study,
 )
-
-FCN_SPACE = """
-[space]
-n_layers = { low = 1, high = 2 }
-width = { low = 8, high = 32, log = true }
-batch_size = [32, 64]
-optimizer = ["adam", "sgd"]
-lr = { low = 1e-3, high = 1e-1, log = true }
-"""
 
 
 @pytest.fixture

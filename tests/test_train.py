@@ -11,7 +11,7 @@ from hpsearch import config
 from hpsearch.config import ConvBlock, ModelSpec, TrainConfig
 from hpsearch.errors import ConfigError, SpecError, UnknownChoiceError
 from hpsearch.synthetic import make_dataset
-from hpsearch.train import OPTIMIZERS, SCHEDULES, fit, fused_on, resolve_device
+from hpsearch.train import OPTIMIZERS, SCHEDULES, fit, fused_on, prepared_split, resolve_device
 
 FCN = ModelSpec(kind="fcn", hidden=[32])
 CNN = ModelSpec(kind="cnn", hidden=[32], convs=[ConvBlock(8, kernel=3, pool="max")] * 2)
@@ -53,6 +53,21 @@ def test_same_seed_same_run_on_cpu(data):
     assert [e.val_loss for e in a.epochs] == [e.val_loss for e in b.epochs]
     other = fit(spec, dataclasses.replace(cfg, seed=8), data, device="cpu")
     assert [e.val_loss for e in other.epochs] != [e.val_loss for e in a.epochs]
+
+
+def test_splits_are_converted_once_per_dataset_and_reused_unchanged(data):
+    """The trials of a study share one Dataset: the second fit trains on the same tensors."""
+    cfg = TrainConfig(epochs=1, batch_size=64, seed=3)
+    fresh = make_dataset(n_train=1000, n_test=100, val_size=200, shape=(28, 28), seed=0)
+    first = fit(FCN, cfg, fresh, device="cpu", eval_test=True)
+    x_train, _ = prepared_split(fresh, "train", torch.device("cpu"))
+    assert set(fresh.prepared) == {("train", "cpu"), ("val", "cpu"), ("test", "cpu")}
+    second = fit(FCN, cfg, fresh, device="cpu", eval_test=True)
+    assert prepared_split(fresh, "train", torch.device("cpu"))[0] is x_train
+    assert [e.val_loss for e in second.epochs] == [e.val_loss for e in first.epochs]
+    assert second.test_acc == first.test_acc
+    expected = (fresh.x_train.float() / 255 - fresh.mean) / fresh.std
+    assert torch.equal(x_train, expected)
 
 
 @pytest.mark.parametrize("optimizer", config.OPTIMIZERS)

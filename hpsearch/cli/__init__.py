@@ -23,12 +23,15 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and exit with its status."""
-    from hpsearch.study._worker import quiet_optuna
+    from hpsearch.study._worker import quiet_optuna, sigterm_as_interrupt
 
     quiet_optuna()
     try:
-        # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
-        code = app(args=argv, prog_name="hpsearch", standalone_mode=False)
+        # A stopped job (kill, Slurm, Kubernetes) ends like Ctrl-C in every command: the running
+        # trial is marked failed, finished work is kept. Without standalone mode, typer returns
+        # (not raises) the code of a typer.Exit.
+        with sigterm_as_interrupt():
+            code = app(args=argv, prog_name="hpsearch", standalone_mode=False)
     except Exit as exc:
         sys.exit(exc.exit_code)
     except TyperException as exc:  # usage errors: bad flag, missing argument, bad value

@@ -82,22 +82,20 @@ def evaluate(
 ) -> None:
     """Retrain the top-K trials with fresh seeds; pick the winner by mean validation accuracy."""
     from hpsearch.study import evaluate_study
-    from hpsearch.study._worker import sigterm_as_interrupt
 
     progress = _Progress(quiet, as_json)
-    with sigterm_as_interrupt():
-        ev = evaluate_study(
-            study,
-            storage,
-            top=top,
-            seeds=seeds,
-            epochs=epochs,
-            data_dir=data_dir,
-            device=device,
-            threads=threads,
-            on_start=progress.started,
-            on_run=progress.run,
-        )
+    ev = evaluate_study(
+        study,
+        storage,
+        top=top,
+        seeds=seeds,
+        epochs=epochs,
+        data_dir=data_dir,
+        device=device,
+        threads=threads,
+        on_start=progress.started,
+        on_run=progress.run,
+    )
     if as_json:
         print(json.dumps({"event": "end", **ev.to_dict()}), flush=True)
     else:

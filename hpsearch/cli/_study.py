@@ -191,7 +191,6 @@ def optimize(
 ) -> None:
     """Search FCN or CNN hyperparameters with Optuna; resumes a study of the same name."""
     from hpsearch.study import run_study
-    from hpsearch.study._worker import sigterm_as_interrupt
 
     cfg = SearchConfig(
         model=model,
@@ -215,8 +214,7 @@ def optimize(
         threads=threads,
     ).validate()
     progress = _Progress(trials, quiet, as_json)
-    with sigterm_as_interrupt():  # a stopped job (kill, Slurm, Kubernetes) ends like Ctrl-C
-        summary = run_study(cfg, on_trial=progress.trial, on_start=progress.started)
+    summary = run_study(cfg, on_trial=progress.trial, on_start=progress.started)
     finish = ["worker", "--study", summary.study_name]
     finish += (["--storage", storage] if storage else []) + (["--data-dir", data_dir] if data_dir else [])
     _finish(
@@ -248,21 +246,19 @@ def worker(
 ) -> None:
     """Join an existing study from this process or machine (the storage must be reachable)."""
     from hpsearch.study import join_study
-    from hpsearch.study._worker import sigterm_as_interrupt
 
     progress = _Progress(trials or 0, quiet, as_json)
-    with sigterm_as_interrupt():
-        summary = join_study(
-            study,
-            storage,
-            trials=trials,
-            timeout=timeout,
-            on_trial=progress.trial,
-            on_start=progress.started,
-            data_dir=data_dir,
-            device=device,
-            threads=threads,
-        )
+    summary = join_study(
+        study,
+        storage,
+        trials=trials,
+        timeout=timeout,
+        on_trial=progress.trial,
+        on_start=progress.started,
+        data_dir=data_dir,
+        device=device,
+        threads=threads,
+    )
     _finish(summary, _command_line(sys.argv[1:]), as_json)
 
 

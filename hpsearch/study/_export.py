@@ -152,14 +152,10 @@ def _load_weights(path: Path, spec: ModelSpec, data):
 
 def _accuracies(model, data, device) -> tuple[float, float | None]:
     """Validation and (when the data has one) test accuracy of the model being exported."""
-    from hpsearch.train import evaluate, prepare_inputs
+    from hpsearch.train import evaluate, prepared_split
 
-    _, val_acc = evaluate(
-        model, prepare_inputs(data.x_val, data.mean, data.std, device), data.y_val.to(device)
-    )
+    _, val_acc = evaluate(model, *prepared_split(data, "val", device))
     if data.x_test is None:
         return val_acc, None
-    _, test_acc = evaluate(
-        model, prepare_inputs(data.x_test, data.mean, data.std, device), data.y_test.to(device)
-    )
+    _, test_acc = evaluate(model, *prepared_split(data, "test", device))
     return val_acc, test_acc

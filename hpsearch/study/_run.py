@@ -289,12 +289,7 @@ def run_study(
                 "jobs": cfg.jobs,
             }
         )
-    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def report(frozen: FrozenTrial) -> None:
-        if on_trial is not None and frozen.number not in seen:
-            seen.add(frozen.number)
-            on_trial(frozen, count_trials(study))
+    report = _new_trial_reporter(study, on_trial)
 
     interrupted = False
     try:
@@ -312,6 +307,18 @@ def run_study(
     except KeyboardInterrupt:
         interrupted = True
     return _summarize(study, url, target, counts.finished, start, interrupted)
+
+
+def _new_trial_reporter(study, on_trial) -> Callable[[FrozenTrial], None]:
+    """Call ``on_trial`` once for each trial that finishes from now on, with fresh counts."""
+    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def report(frozen: FrozenTrial) -> None:
+        if on_trial is not None and frozen.number not in seen:
+            seen.add(frozen.number)
+            on_trial(frozen, count_trials(study))
+
+    return report
 
 
 def _summarize(study, url, target, finished_before, start, interrupted) -> RunSummary:
@@ -370,12 +377,7 @@ def join_study(
             }
         )
     start = time.time()
-    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def report(frozen: FrozenTrial) -> None:
-        if on_trial is not None and frozen.number not in seen:
-            seen.add(frozen.number)
-            on_trial(frozen, count_trials(study))
+    report = _new_trial_reporter(study, on_trial)
 
     interrupted = False
     try:
